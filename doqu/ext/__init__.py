@@ -1,0 +1,1 @@
+"""Storage backends, one package per engine; each exposes ``StorageAdapter``."""

@@ -1,0 +1,1 @@
+"""The conformance suite: one module per topic of the contract (docs/contract.md)."""

@@ -1,0 +1,1 @@
+"""One module per engine, each exposing ``ENGINES``: a list of :class:`~doqu.testing.Engine`."""

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Iterator
+
+from doqu import get_db
+from doqu.testing.registry import Engine
+
+
+@contextlib.contextmanager
+def _open(tmp_path: Path) -> Iterator[Any]:
+    db = get_db("memory://")
+    yield db
+    db.disconnect()
+
+
+ENGINES = [Engine("memory", open=_open)]
