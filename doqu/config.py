@@ -120,16 +120,16 @@ def load_backend(name: str) -> Any:
             if entry.name == name:
                 loaded = entry.load()
                 return loaded if hasattr(loaded, "StorageAdapter") else _wrap(loaded)
-        if "." not in name:
-            raise ConfigurationError(
-                f"unknown backend {name!r}; built-in backends: {', '.join(sorted(set(BACKENDS)))}, "
-                f"or a module path such as 'doqu.ext.sqlite', or an entry point in 'doqu.backends'"
-            )
         module_path = name
     try:
         module = importlib.import_module(module_path)
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
+        if exc.name == module_path or (exc.name and module_path.startswith(exc.name + ".")):
+            raise ConfigurationError(
+                f"unknown backend {name!r}; built-in backends: {', '.join(sorted(set(BACKENDS)))}, "
+                f"or a module path such as 'doqu.ext.sqlite', or an entry point in 'doqu.backends'"
+            ) from None
         if missing in EXTRAS:
             raise ConfigurationError(
                 f"backend {name!r} needs the package {missing!r}: "

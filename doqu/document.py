@@ -442,9 +442,15 @@ class Document(MutableMapping):  # type: ignore[type-arg]
             found.extend(v for v in items if isinstance(v, Document) and v._pk is None)
         return found
 
-    def _save_references(self, storage: "BaseStorageAdapter") -> None:
+    def _save_references(self, storage: "BaseStorageAdapter", _path: tuple[int, ...] = ()) -> None:
+        path = (*_path, id(self))
         for ref in self._unsaved_references():
-            ref._save_references(storage)
+            if id(ref) in path:
+                raise ValidationError(
+                    f"{type(self).__name__} and {type(ref).__name__} refer to each other in a "
+                    f"cycle of unsaved documents: save one of them first"
+                )
+            ref._save_references(storage, path)
             if ref._pk is None:
                 ref._mark_saved(storage, storage.save(type(ref), ref._outgoing_data()))
 
