@@ -29,5 +29,8 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
+fuzz: $(STAMP)
+	DOQU_FUZZ=1 $(PY) -m pytest -p no:cacheprovider tests/test_differential.py $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
