@@ -9,6 +9,8 @@
 """
 
 from doqu.config import get_db, get_storage
+from doqu.copying import CopyReport, copy
+from doqu.databases import DatabaseRegistry, databases_from_config
 from doqu.document import Document
 from doqu.errors import (
     ConfigurationError,
@@ -34,6 +36,10 @@ __all__ = [
     "Many",
     "get_db",
     "get_storage",
+    "databases_from_config",
+    "DatabaseRegistry",
+    "copy",
+    "CopyReport",
     "DoquError",
     "ConfigurationError",
     "ConnectionError",

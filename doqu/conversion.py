@@ -259,13 +259,13 @@ def _decimal_json(value: decimal.Decimal) -> str:
 
 def dumps(record: Any) -> str:
     """Canonical record → compact JSON text (Decimals exact, no NaN)."""
-    if _has_decimal(record):  # rare: the stdlib encoder would round them to float
+    if _has_decimal(record):  # rare: the stdlib encoder would round them to a float
         return _encode_with_decimals(record)
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _has_decimal(value: Any) -> bool:
-    if isinstance(value, decimal.Decimal):
+    if isinstance(value, (decimal.Decimal, ExactFloat)):
         return True
     if isinstance(value, dict):
         return any(_has_decimal(v) for v in value.values())
@@ -277,6 +277,8 @@ def _has_decimal(value: Any) -> bool:
 def _encode_with_decimals(value: Any) -> str:
     if isinstance(value, decimal.Decimal):
         return _decimal_json(value)
+    if isinstance(value, ExactFloat):
+        return value.text  # read from JSON: write back the very same digits
     if isinstance(value, dict):
         return "{" + ",".join(
             json.dumps(k, ensure_ascii=False) + ":" + _encode_with_decimals(v)

@@ -83,3 +83,8 @@ json_values = st.recursive(
 @given(json_values)
 def test_dumps_loads_round_trip(value: object) -> None:
     assert loads(dumps(value)) == value
+
+
+def test_exact_floats_are_written_back_with_their_digits() -> None:
+    text = '{"d":3.141592653589793238462643383279}'
+    assert dumps(loads(text)) == text
