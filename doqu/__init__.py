@@ -27,6 +27,7 @@ from doqu.errors import (
     ValidationError,
 )
 from doqu.fields import Field, Many
+from doqu.fixtures import load_fixture
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ __all__ = [
     "DatabaseRegistry",
     "copy",
     "CopyReport",
+    "load_fixture",
     "DoquError",
     "ConfigurationError",
     "ConnectionError",

@@ -239,6 +239,16 @@ class BaseQueryAdapter:
             return doc
         return None
 
+    def records(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """``(key, record)`` pairs in doqu's canonical form, every stored digit intact.
+
+        For tools that move or show raw data (dump, copy, inspect) rather than
+        documents: no class conversion, no validation.
+        """
+        canonical = self.storage._canonical
+        for key, record in self._records():
+            yield key, canonical(record)
+
     def keys(self) -> list[str]:
         """Primary keys of the results, without building documents."""
         return [key for key, _ in self._records()]
