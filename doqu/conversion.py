@@ -28,6 +28,7 @@ import binascii
 import datetime as dt
 import decimal
 import json
+import json.scanner
 import math
 from typing import Any, Callable
 
@@ -93,6 +94,8 @@ def canonical(value: Any, *, field: str = "?") -> Any:
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
+        if isinstance(value, ExactFloat):
+            return decimal.Decimal(value.text)  # digits a float cannot hold: keep them
         if not math.isfinite(value):
             raise ValidationError(
                 f"field {field!r}: {value!r} cannot be stored (not a finite number)", field=field
@@ -257,11 +260,28 @@ def _decimal_json(value: decimal.Decimal) -> str:
     return text
 
 
+class _NotJSON(Exception):
+    pass
+
+
+def _not_json(value: Any) -> Any:
+    raise _NotJSON
+
+
+_fast_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                                default=_not_json).encode
+
+
 def dumps(record: Any) -> str:
-    """Canonical record → compact JSON text (Decimals exact, no NaN)."""
-    if _has_decimal(record):  # rare: the stdlib encoder would round them to a float
+    """Canonical record → compact JSON text (Decimals exact, no NaN).
+
+    One prebuilt C encoder; the exact (slower) writer only for records holding
+    a Decimal, which the C encoder would have to round to a float.
+    """
+    try:
+        return _fast_encode(record)
+    except _NotJSON:
         return _encode_with_decimals(record)
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _has_decimal(value: Any) -> bool:
@@ -289,6 +309,23 @@ def _encode_with_decimals(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
+def _number(text: str) -> float:
+    # a plain float when the text is its shortest repr (what the encoder writes);
+    # otherwise (a Decimal's digits) keep the text so Decimal fields stay exact
+    value = float(text)
+    return value if repr(value) == text else ExactFloat(text)
+
+
+_DECODER = json.JSONDecoder(parse_float=_number)
+_scan = json.scanner.make_scanner(_DECODER)  # type: ignore[attr-defined]
+
+
 def loads(text: str | bytes) -> Any:
-    """JSON text → canonical record; floats keep their text for exact Decimals."""
-    return json.loads(text, parse_float=ExactFloat)
+    """JSON text → canonical record; floats whose text a float cannot reproduce keep it."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode("utf-8")
+    try:  # the C scanner directly: compact text needs no whitespace handling
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return _DECODER.decode(text)  # raises a JSONDecodeError saying where
+    return value if end == len(text) else _DECODER.decode(text)

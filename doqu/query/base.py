@@ -218,7 +218,15 @@ class BaseQueryAdapter:
     def __iter__(self) -> Iterator[Any]:
         if self._cache is not None:
             return iter(self._cache)
-        return self._documents()
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        # list(query) takes the iterator, then asks len() for a size hint, which
+        # fills the cache: serve that instead of running the query twice
+        if self._cache is not None:
+            yield from self._cache
+            return
+        yield from self._documents()
 
     def _documents(self) -> Iterator[Any]:
         build = self.storage._document_builder(self.doc_class)

@@ -42,7 +42,7 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 Ordering = Sequence[tuple[tuple[str, ...], bool]]  # (path, descending)
 
 #: A canonical date or datetime string starts like this; year/month/day read it.
-DATE_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+DATE_PREFIX = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _WORD = re.compile(r"\w+")
 _KIND_RANK = {"null": 0, "number": 1, "string": 2, "dict": 3, "list": 4, "bool": 5}
 
@@ -76,11 +76,24 @@ def get_path(record: Mapping[str, Any], path: Sequence[str]) -> Any:
     return value
 
 
+def _numbers(a: Any, b: Any) -> tuple[Any, Any]:
+    """A float read from an engine against a Decimal operand compares as floats,
+    as every engine storing JSON numbers does (``0.1 == Decimal("0.1")``)."""
+    if isinstance(a, float) and isinstance(b, decimal.Decimal):
+        return a, float(b)
+    if isinstance(b, float) and isinstance(a, decimal.Decimal):
+        return float(a), b
+    return a, b
+
+
 def same(a: Any, b: Any) -> bool:
     """Equality that never crosses kinds, also inside lists and dicts."""
     ka, kb = kind(a), kind(b)
     if ka != kb:
         return False
+    if ka == "number":
+        x, y = _numbers(a, b)
+        return bool(x == y)
     if ka == "list":
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if ka == "dict":
@@ -101,6 +114,11 @@ def _regex(pattern: str, caseless: bool) -> re.Pattern[str]:
 def _comparable(a: Any, b: Any) -> bool:
     k = kind(a)
     return k == kind(b) and k in ("number", "string")
+
+
+def _lt(a: Any, b: Any) -> bool:
+    x, y = _numbers(a, b)
+    return bool(x < y)
 
 
 def _contains_one(field: Any, item: Any) -> bool:
@@ -124,16 +142,17 @@ def _leaf_test(op: str, operand: Any) -> Callable[[Any], bool]:
     if op == "equals":
         return lambda v: same(v, operand)
     if op == "gt":
-        return lambda v: _comparable(v, operand) and v > operand
+        return lambda v: _comparable(v, operand) and _lt(operand, v)
     if op == "gte":
-        return lambda v: _comparable(v, operand) and v >= operand
+        return lambda v: _comparable(v, operand) and not _lt(v, operand)
     if op == "lt":
-        return lambda v: _comparable(v, operand) and v < operand
+        return lambda v: _comparable(v, operand) and _lt(v, operand)
     if op == "lte":
-        return lambda v: _comparable(v, operand) and v <= operand
+        return lambda v: _comparable(v, operand) and not _lt(operand, v)
     if op == "between":
         low, high = operand
-        return lambda v: (_comparable(v, low) and _comparable(v, high) and low <= v <= high)
+        return lambda v: (_comparable(v, low) and _comparable(v, high)
+                          and not _lt(v, low) and not _lt(high, v))
     if op == "in":
         return lambda v: any(same(v, item) for item in operand)
     if op == "contains":
