@@ -117,6 +117,7 @@ class Document(MutableMapping):  # type: ignore[type-arg]
         if "label_plural" not in cls.__dict__:
             cls.label_plural = f"{cls.label}s"
         cls._types_cache = None
+        cls._plan_cache = None
         cls._filter_cache = ()
         cls._backrefs = {}
         for field, target in cls.structure.items():
@@ -148,7 +149,17 @@ class Document(MutableMapping):  # type: ignore[type-arg]
             else:
                 types[name] = declared
         cls._types_cache = types
+        cls._plan_cache = _FieldPlan(cls, types)
         return types
+
+    @classmethod
+    def _field_plan(cls) -> "_FieldPlan":
+        """Per-class tables for the per-document hot paths (loading, checking, saving)."""
+        plan = cls.__dict__.get("_plan_cache")
+        if plan is None:
+            cls._schema_types()
+            plan = cls.__dict__["_plan_cache"]
+        return plan  # type: ignore[no-any-return]
 
     @classmethod
     def _class_filter(cls) -> Node | None:
@@ -197,26 +208,31 @@ class Document(MutableMapping):  # type: ignore[type-arg]
     def _from_storage(cls, storage: "BaseStorageAdapter", key: str, record: Mapping[str, Any]) -> "Document":
         doc = cls.__new__(cls)
         doc._init_state()
-        types = cls._schema_types()
+        plan = cls._field_plan()
         from_db = storage.converter_manager.from_db
         problems = []
         data = doc._data
+        decoders = plan.decoders
+        incoming = cls.incoming_processors
         for name, raw in record.items():
-            datatype = types.get(name)
+            decode = decoders.get(name)
             try:
-                if name in cls.pickled_fields:
+                if decode is None:  # undeclared, or conversion skipped: as the engine gives it
+                    value = from_db(None, raw)
+                elif decode is _PICKLED:
                     value = pickle.loads(from_db(bytes, raw))
-                elif cls.skip_type_conversion or datatype is None:
-                    value = storage._value_from_db(None, raw)
-                elif _is_document_class(datatype) or isinstance(datatype, Many):
+                elif decode is _AS_STORED:
                     value = raw
                 else:
-                    value = from_db(datatype, raw)
+                    value = from_db(decode, raw)
             except (ValidationError, pickle.UnpicklingError, TypeError, ValueError) as exc:
                 problems.append(f"{name}: {exc}")
                 value = raw
-            processor = cls.incoming_processors.get(name)
-            data[name] = processor(value) if processor else value
+            if incoming:
+                processor = incoming.get(name)
+                if processor is not None:
+                    value = processor(value)
+            data[name] = value
         doc._pk = key
         doc._storage = storage
         doc._saved = _snapshot(data)
@@ -362,11 +378,12 @@ class Document(MutableMapping):  # type: ignore[type-arg]
 
     # -- validation ----------------------------------------------------------------
     def _type_error(self, name: str, value: Any) -> str | None:
-        if value is None or name not in self.structure:
+        if value is None:
+            return None
+        check = self._field_plan().checks.get(name)
+        if check is None or check(value):
             return None
         declared = self._schema_types()[name]
-        if _fits(declared, value):
-            return None
         expected = declared.__name__ if isinstance(declared, type) else repr(declared)
         return (f"{type(self).__name__}.{name}: expected {expected}, "
                 f"got {type(value).__name__} {value!r:.80}")
@@ -436,10 +453,19 @@ class Document(MutableMapping):  # type: ignore[type-arg]
             ref._prepare_save(storage, seen)
 
     def _unsaved_references(self) -> list["Document"]:
+        """Unsaved documents this one refers to (declared reference fields, or any
+        undeclared value holding documents)."""
         found = []
-        for value in self._data.values():
-            items = value if isinstance(value, list) else [value]
-            found.extend(v for v in items if isinstance(v, Document) and v._pk is None)
+        structure = self.structure
+        ref_fields = self._field_plan().ref_fields
+        for name, value in self._data.items():
+            if name in structure and name not in ref_fields:
+                continue
+            if isinstance(value, Document):
+                if value._pk is None:
+                    found.append(value)
+            elif isinstance(value, list):
+                found.extend(v for v in value if isinstance(v, Document) and v._pk is None)
         return found
 
     def _save_references(self, storage: "BaseStorageAdapter", _path: tuple[int, ...] = ()) -> None:
@@ -455,6 +481,8 @@ class Document(MutableMapping):  # type: ignore[type-arg]
                 ref._mark_saved(storage, storage.save(type(ref), ref._outgoing_data()))
 
     def _outgoing_data(self) -> dict[str, Any]:
+        if not self.outgoing_processors and not self.pickled_fields:
+            return dict(self._data)
         out = {}
         for name, value in self._data.items():
             processor = self.outgoing_processors.get(name)
@@ -548,7 +576,11 @@ class Document(MutableMapping):  # type: ignore[type-arg]
 # -- helpers ----------------------------------------------------------------------
 
 def _snapshot(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _copy(v) for k, v in data.items()}
+    saved = dict(data)
+    for k, v in saved.items():
+        if type(v) is list or type(v) is dict:
+            saved[k] = _copy(v)
+    return saved
 
 
 def _copy(value: Any) -> Any:
@@ -578,6 +610,43 @@ def _resolve_reference(spec: Any, owner: type, field: str) -> Any:
     return target
 
 
+_PICKLED = object()     # decode marker: unpickle the stored bytes
+_AS_STORED = object()   # decode marker: references keep their stored keys until read
+
+
+class _FieldPlan:
+    """What each declared field needs when a document is loaded, checked or saved."""
+
+    def __init__(self, cls: type[Document], types: Mapping[str, Any]) -> None:
+        self.decoders: dict[str, Any] = {}
+        self.checks: dict[str, Callable[[Any], bool]] = {}
+        self.ref_fields: frozenset[str] = frozenset(
+            name for name, t in types.items() if _is_document_class(t) or isinstance(t, Many))
+        for name, declared in types.items():
+            if name in cls.pickled_fields:
+                self.decoders[name] = _PICKLED
+            elif name in self.ref_fields:
+                self.decoders[name] = _AS_STORED
+            elif not cls.skip_type_conversion and declared is not None:
+                self.decoders[name] = declared
+            if declared is not None:
+                self.checks[name] = _checker(declared)
+
+
+def _checker(declared: Any) -> Callable[[Any], bool]:
+    if _is_document_class(declared):
+        return lambda v: isinstance(v, (declared, str))
+    if isinstance(declared, Many):
+        target = declared.target
+        return lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, (target, str)) for x in v)
+    strict = _STRICT.get(declared)
+    if strict is not None:
+        return strict
+    if isinstance(declared, type):
+        return lambda v: isinstance(v, declared)
+    return lambda v: True
+
+
 _STRICT = {
     int: lambda v: isinstance(v, int) and not isinstance(v, bool),
     float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -585,19 +654,3 @@ _STRICT = {
     dt.date: lambda v: isinstance(v, dt.date) and not isinstance(v, dt.datetime),
     list: lambda v: isinstance(v, (list, tuple)),
 }
-
-
-def _fits(declared: Any, value: Any) -> bool:
-    if declared is None:
-        return True
-    if _is_document_class(declared):
-        return isinstance(value, declared) or isinstance(value, str)
-    if isinstance(declared, Many):
-        return isinstance(value, (list, tuple)) and all(
-            isinstance(v, (declared.target, str)) for v in value)
-    check = _STRICT.get(declared)
-    if check is not None:
-        return bool(check(value))
-    if isinstance(declared, type):
-        return isinstance(value, declared)
-    return True
