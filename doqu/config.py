@@ -40,6 +40,7 @@ BACKENDS: dict[str, str] = {
     "mariadb": "doqu.ext.mysql",
     "mongodb": "doqu.ext.mongodb",
     "mongo": "doqu.ext.mongodb",
+    "mongodb+srv": "doqu.ext.mongodb",
     "redis": "doqu.ext.redis",
     "redis+cluster": "doqu.ext.redis",
     "sharded": "doqu.ext.sharded",
@@ -93,6 +94,8 @@ def parse_url(url: str) -> dict[str, Any]:
             settings["database"] = unquote(database)
     if scheme == "redis+cluster":
         settings["cluster"] = True
+    if scheme == "mongodb+srv":
+        settings["srv"] = True
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         settings[key] = value
     return settings

@@ -192,9 +192,10 @@ class BaseQueryAdapter:
         return found[0]
 
     # -- running -----------------------------------------------------------
-    def _plan(self) -> Plan:
+    def _plan(self, order: bool = True) -> Plan:
+        """Split the query; ``order=False`` where the order does not matter (count, values, delete)."""
         native, residual = split_tree(self._tree, self._supports)
-        native_order = not self._ordering or self._supports_ordering(self._ordering)
+        native_order = not order or not self._ordering or self._supports_ordering(self._ordering)
         return Plan(native, residual, native_order)
 
     def _records(self) -> Iterator[tuple[str, Record]]:
@@ -263,7 +264,7 @@ class BaseQueryAdapter:
 
     def count(self) -> int:
         """How many records match, counted by the engine where it can."""
-        plan = self._plan()
+        plan = self._plan(order=False)
         if plan.residual is None:
             total = self._count_native(plan.native)
         else:
@@ -281,7 +282,7 @@ class BaseQueryAdapter:
         path, op = parse_lookup(name, self._structure)
         if op != "equals" or name.endswith("__equals"):
             raise QueryError(f"values() takes a field name, not a lookup: {name!r}")
-        plan = self._plan()
+        plan = self._plan(order=False)
         if plan.residual is None and not self._sliced():
             raw = self._values_native(plan.native, path)
         else:
@@ -292,7 +293,7 @@ class BaseQueryAdapter:
 
     def delete(self) -> int:
         """Remove every matching record; returns how many."""
-        plan = self._plan()
+        plan = self._plan(order=False)
         if plan.residual is None and not self._sliced():
             return self._delete_native(plan.native)
         keys = [key for key, _ in self._records()]
