@@ -11,8 +11,11 @@ the client against it mean something.
 Commands: put, out, get, mget, vsiz, iterinit, iternext, fwmkeys, sync,
 vanish, rnum, size, stat and misc (table functions put, putkeep, putcat, out,
 get, putlist, outlist, getlist, iterinit, iternext, sync, vanish, error,
-setindex, search, metasearch, genuid). Anything else makes it hang up, as
-``ttserver`` does for an unknown command.
+setindex, search, metasearch, genuid; search also takes ``hint``, answered
+with Tokyo Cabinet's query hint as a last element, as tcadbmisc does).
+Anything else makes it hang up, as ``ttserver`` does for an unknown command.
+``hang_up()`` makes it drop the connection after carrying out a request, as
+a server dying mid-request would.
 
 Known differences from the real server: ``size`` depends on how the file was
 opened and tuned; ``fwmkeys`` restarts the shared key iterator (Tokyo
@@ -172,6 +175,7 @@ class TyrantStandIn:
         self.requested_port = port
         self.db_type = db_type
         self.mute = mute
+        self._hang_ups = 0
         self.port = 0
         self._db: tc.TableDB | None = None
         self._db_lock = threading.RLock()
@@ -241,6 +245,12 @@ class TyrantStandIn:
             if db is not None:
                 db.close()
 
+    def hang_up(self, requests: int = 1) -> None:
+        """Carry out the next ``requests`` requests, then close the client's
+        connection instead of answering (a server that dies mid-request)."""
+        with self._clients_lock:
+            self._hang_ups += requests
+
     def __enter__(self) -> TyrantStandIn:
         return self.start()
 
@@ -285,6 +295,10 @@ class TyrantStandIn:
             if command is None:
                 return
             response = command(read)
+            with self._clients_lock:
+                hang_up, self._hang_ups = self._hang_ups > 0, max(0, self._hang_ups - 1)
+            if hang_up:
+                return
             sock.sendall(response)
 
     # -- request field readers ---------------------------------------------
@@ -557,7 +571,7 @@ class TyrantStandIn:
         queries = [db.query()]
         mstype = tc.MSUNION
         columns: list[bytes] | None = None
-        to_out = to_count = False
+        to_out = to_count = to_hint = False
         try:
             for arg in args:
                 tokens = arg.split(b"\0")
@@ -585,6 +599,8 @@ class TyrantStandIn:
                     to_out = True
                 elif cmd == b"count":
                     to_count = True
+                elif cmd == b"hint":
+                    to_hint = True
             if to_out:
                 pks = queries[-1].search()
                 result = self._records(db, pks, columns) if columns is not None else []
@@ -600,6 +616,10 @@ class TyrantStandIn:
                 # the count of the last query object, as Tokyo Cabinet keeps it
                 counted = pks if len(queries) == 1 else queries[-1].search()
                 result = [b"%d" % len(counted)]
+            if to_hint:
+                # Tokyo Cabinet 1.4.x (tcadbmisc) appends the first query's
+                # hint as one more element, marked by two NULs and [[HINT]]
+                result.append(b"\0\0[[HINT]]\n" + queries[0].hint().encode("utf-8"))
             return result
         finally:
             for query in queries:
