@@ -12,7 +12,7 @@ from doqu import Document, get_db
 from doqu.validators import optional, required
 
 workdir = tempfile.mkdtemp(prefix="doqu-demo-")
-DATABASE = os.environ.get("DOQU_DEMO_URL", f"shelve:///{workdir}/demo.db")
+DATABASE = os.environ.get("DOQU_DEMO_URL", f"sqlite:///{workdir}/demo.db")
 
 
 class Country(Document):
@@ -73,7 +73,9 @@ def main() -> None:
     except Exception as exc:  # a clear error, nothing written
         print(f"\nBad input is refused: {type(exc).__name__}: {exc}")
 
-    print("\nTo switch engines, change one value: DOQU_DEMO_URL=sqlite:///demo.db make demo")
+    print("\nTo switch engines, change one value, e.g.:")
+    print("  DOQU_DEMO_URL=shelve:///tmp/demo.shelve make demo")
+    print("  DOQU_DEMO_URL=postgresql://postgres@127.0.0.1/test?table=demo make demo")
     db.disconnect()
 
 
