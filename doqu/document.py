@@ -508,8 +508,11 @@ class Document(MutableMapping):  # type: ignore[type-arg]
         self._prepare_save(storage)
         same = self._storage is not None and self._storage.identity == storage.identity
         key = self._pk if (same or keep_key) else None
-        with storage.transaction():
-            self._save_references(storage)
+        if self._unsaved_references():
+            with storage.transaction():  # the references and this document, or nothing
+                self._save_references(storage)
+                new_key = storage.save(type(self), self._outgoing_data(), primary_key=key)
+        else:  # storage.save is atomic on its own: spare the engine a nested transaction
             new_key = storage.save(type(self), self._outgoing_data(), primary_key=key)
         self._mark_saved(storage, new_key)
         return new_key
