@@ -261,6 +261,11 @@ class BaseStorageAdapter:
     def __len__(self) -> int:
         return self._count()
 
+    def __bool__(self) -> bool:
+        # a storage is a container, but an empty one is still a storage: never
+        # let ``db or default`` count the records
+        return True
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys())
 

@@ -89,6 +89,9 @@ class ConverterManager:
         return convert(value)
 
 
+_SCALARS = (str, int, float, bool)
+
+
 def canonical(value: Any, *, field: str = "?") -> Any:
     """Encode a Python value into doqu's canonical JSON-friendly form."""
     if value is None or isinstance(value, (str, bool, int)):
@@ -123,7 +126,12 @@ def canonical(value: Any, *, field: str = "?") -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, (list, tuple)):
-        return [canonical(v, field=f"{field}[{i}]") for i, v in enumerate(value)]
+        try:
+            return [canonical(v, field=field) for v in value]
+        except (DataProcessorDoesNotExist, ValidationError):
+            for i, v in enumerate(value):  # again, only to name the element in the message
+                canonical(v, field=f"{field}[{i}]")
+            raise
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
@@ -132,7 +140,8 @@ def canonical(value: Any, *, field: str = "?") -> Any:
                     f"field {field!r}: dict keys must be str, got {type(k).__name__} {k!r}"
                 )
             if v is not None:
-                out[k] = canonical(v, field=f"{field}.{k}")
+                out[k] = canonical(v, field=field) if type(v) in _SCALARS else \
+                    canonical(v, field=f"{field}.{k}")
         return out
     pk = _reference_key(value, field)
     if pk is not None:

@@ -504,7 +504,8 @@ class Document(MutableMapping):  # type: ignore[type-arg]
         Saving into a storage other than the one the document came from
         creates a new record there unless ``keep_key`` is true.
         """
-        storage = db if db is not None else (self._storage or self._storage_for(None, True))
+        storage = db if db is not None else (
+            self._storage if self._storage is not None else self._storage_for(None, True))
         self._prepare_save(storage)
         same = self._storage is not None and self._storage.identity == storage.identity
         key = self._pk if (same or keep_key) else None
@@ -519,7 +520,8 @@ class Document(MutableMapping):  # type: ignore[type-arg]
 
     def save_as(self, key: str | None = None, storage: "BaseStorageAdapter | None" = None) -> "Document":
         """Save a copy under ``key`` (or a new key), possibly in another storage; returns the copy."""
-        target = storage if storage is not None else (self._storage or self._storage_for(None, True))
+        target = storage if storage is not None else (
+            self._storage if self._storage is not None else self._storage_for(None, True))
         clone = self.convert_to(type(self))
         clone._pk = None
         clone._storage = None

@@ -38,6 +38,9 @@ Subclass :class:`Dialect` and fill in the primitives below; each returns a
                            these) or :class:`Range` (between bounds) over one
                            kind (``number``/``string``/``bool``); kinds never
                            cross, strings compare by code point
+``equals_structure(t, v)`` optional: equality with a list/dict operand in
+                           one expression (default ``None``: the compiler
+                           compares kind, length and every element instead)
 ``list_length(t)``         elements of a JSON array
 ``dict_size(t)``           keys of a JSON object
 ``list_has(t, points)``    t is an array with an element matching ``points``

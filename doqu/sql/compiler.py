@@ -220,7 +220,8 @@ class Compiler:
             return self.dialect.match(t, Points(k, (bound,)))
         if k in ("list", "dict"):
             self._check_size(value)
-            return self._structure(t, value)
+            whole = self.dialect.equals_structure(t, value)
+            return whole if whole is not None else self._structure(t, value)
         return FALSE  # a tuple or other non-record kind never equals a stored value
 
     def _structure(self, t: Target, value: Any) -> Frag:

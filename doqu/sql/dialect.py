@@ -218,6 +218,12 @@ class Dialect:
             parts.append(value + (" <= " if cond.high_inclusive else " < ") + self.param(cond.high))
         return conj(parts)
 
+    def equals_structure(self, t: Target, value: Any) -> Frag | None:
+        """Equality with a list or dict operand in one expression, where the engine's JSON
+        type compares structurally as :func:`doqu.query.evaluator.same` does; ``None`` (the
+        default) lets the compiler spell it out element by element."""
+        return None
+
     def list_has(self, t: Target, cond: Points) -> Frag:
         raise Unsupported("list elements")
 
