@@ -63,16 +63,18 @@ import decimal
 import itertools
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
+from doqu.errors import QueryError
 from doqu.conversion import canonical
-from doqu.query.conditions import And, Leaf, Node, Not, Or
+from doqu.query.conditions import And, Leaf, Node, Not, Or, parse_lookup
 from doqu.query.evaluator import kind as value_kind
 
 from . import codec
 from .regex import translate
 
 __all__ = [
+    "INDEX_TYPES", "SEARCH_INDEX", "parse_index_spec",
     "Cond", "Conjunction", "Filter", "Segment", "Ordering", "Step", "QueryPlan", "Compiler",
     "describe_condition",
     "QCSTREQ", "QCSTRINC", "QCSTRBW", "QCSTREW", "QCSTRAND", "QCSTROR", "QCSTROREQ",
@@ -646,3 +648,30 @@ def _exclude_catalogue(conj: Conjunction) -> Conjunction:
            for column, op, _ in conj):
         return conj
     return conj + (NOT_CATALOGUE,)
+
+
+#: Index type names accepted by ``ensure_index('field:type')``; ``search`` is
+#: doqu's word column with a TC token index (native ``search``).
+INDEX_TYPES = {"lexical": ITLEXICAL, "decimal": ITDECIMAL, "token": ITTOKEN, "qgram": ITQGRAM,
+               "search": -1}
+SEARCH_INDEX = -1
+_NUMERIC_TYPES = {int, float}
+
+
+def parse_index_spec(spec: Any, structure: Mapping[str, Any] | None = None
+                      ) -> tuple[tuple[str, ...], int | None]:
+    """``'field'`` or ``'field:type'`` → (path, TC index type or None to choose by values)."""
+    if not isinstance(spec, str) or not spec:
+        raise QueryError(f"an index is given by a field name, got {spec!r}")
+    name, _, type_name = spec.partition(":")
+    path, op = parse_lookup(name, structure)
+    if op != "equals" or name.endswith("__equals"):
+        raise QueryError(f"an index is given by a field name, not a lookup: {spec!r}")
+    if type_name:
+        if type_name not in INDEX_TYPES:
+            raise QueryError(f"unknown index type {type_name!r} in {spec!r}; known: "
+                             f"{', '.join(INDEX_TYPES)}")
+        return path, INDEX_TYPES[type_name]
+    if structure is not None and len(path) == 1 and structure.get(path[0]) in _NUMERIC_TYPES:
+        return path, ITDECIMAL
+    return path, None

@@ -18,18 +18,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Mapping, Se
 from doqu.backend_base import BaseQueryAdapter, BaseStorageAdapter, Features
 from doqu.errors import QueryError, StorageError, TransactionError, ValidationError
 from doqu.query.base import Plan
-from doqu.query.conditions import Leaf, Node, describe, parse_lookup
+from doqu.query.conditions import Leaf, Node, describe
 
 from . import _binding as tc
 from . import codec
 from .compiler import (
     ITDECIMAL,
     ITLEXICAL,
-    ITQGRAM,
     ITTOKEN,
+    INDEX_TYPES,
     MSUNION,
+    SEARCH_INDEX,
     Compiler,
     QueryPlan,
+    parse_index_spec,
 )
 
 if TYPE_CHECKING:
@@ -41,12 +43,6 @@ log = logging.getLogger("doqu.tokyo_cabinet")
 
 Record = dict[str, Any]
 
-#: Index type names accepted by ``ensure_index('field:type')``; ``search`` is
-#: doqu's word column with a TC token index (native ``search``).
-INDEX_TYPES = {"lexical": ITLEXICAL, "decimal": ITDECIMAL, "token": ITTOKEN, "qgram": ITQGRAM,
-               "search": -1}
-_SEARCH = -1
-_NUMERIC_TYPES = {int, float}
 
 
 class QueryAdapter(BaseQueryAdapter):
@@ -448,26 +444,9 @@ class StorageAdapter(BaseStorageAdapter):
         for spec in fields:
             members = [spec] if isinstance(spec, str) else list(spec)
             for member in members:
-                path, itype = self._parse_index_spec(member)
+                path, itype = parse_index_spec(member)
                 self._ensure_index(path, itype)
         return True
-
-    def _parse_index_spec(self, spec: Any, structure: Mapping[str, Any] | None = None
-                          ) -> tuple[tuple[str, ...], int | None]:
-        if not isinstance(spec, str) or not spec:
-            raise QueryError(f"an index is given by a field name, got {spec!r}")
-        name, _, type_name = spec.partition(":")
-        path, op = parse_lookup(name, structure)
-        if op != "equals" or name.endswith("__equals"):
-            raise QueryError(f"an index is given by a field name, not a lookup: {spec!r}")
-        if type_name:
-            if type_name not in INDEX_TYPES:
-                raise QueryError(f"unknown index type {type_name!r} in {spec!r}; known: "
-                                 f"{', '.join(INDEX_TYPES)}")
-            return path, INDEX_TYPES[type_name]
-        if structure is not None and len(path) == 1 and structure.get(path[0]) in _NUMERIC_TYPES:
-            return path, ITDECIMAL
-        return path, None
 
     def _ensure_index(self, path: tuple[str, ...], itype: int | None) -> None:
         self._check_writable()
@@ -478,7 +457,7 @@ class StorageAdapter(BaseStorageAdapter):
         if ref is None:
             raise QueryError(f"cannot index {'__'.join(path)!r}: nested paths are indexed "
                              f"up to {codec.MAX_DEPTH} levels deep")
-        if itype == _SEARCH:
+        if itype == SEARCH_INDEX:
             self._enable_search(ref, path)
             return
         if itype is None:
@@ -549,7 +528,7 @@ class StorageAdapter(BaseStorageAdapter):
         for spec in doc_class.indexes:
             members = [spec] if isinstance(spec, str) else list(spec)
             for member in members:
-                path, itype = self._parse_index_spec(member, structure)
+                path, itype = parse_index_spec(member, structure)
                 try:
                     self._ensure_index(path, itype)
                 except StorageError as exc:   # the data refuses it: queries still work

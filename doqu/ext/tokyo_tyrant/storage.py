@@ -20,21 +20,21 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, M
 from doqu import errors
 from doqu.backend_base import BaseQueryAdapter, BaseStorageAdapter, Features
 from doqu.errors import ConfigurationError, QueryError, StorageError, ValidationError
-from doqu.query.conditions import parse_lookup
 
 from doqu.ext.tokyo_cabinet import codec
 from doqu.ext.tokyo_cabinet.compiler import (
     ITDECIMAL,
     ITLEXICAL,
-    ITQGRAM,
     ITTOKEN,
+    INDEX_TYPES,
     MSUNION,
+    SEARCH_INDEX,
     NOT_CATALOGUE,
-    QCNEGATE,
     QCNOIDX,
     QCSTREQ,
     Compiler,
     QueryPlan,
+    parse_index_spec,
 )
 
 from . import protocol
@@ -63,12 +63,6 @@ log = logging.getLogger("doqu.tokyo_tyrant")
 Record = dict[str, Any]
 T = TypeVar("T")
 
-#: Index type names of ``ensure_index('field:type')``, as for Tokyo Cabinet;
-#: ``search`` is doqu's word column with a token index (native ``search``).
-INDEX_TYPES = {"lexical": ITLEXICAL, "decimal": ITDECIMAL, "token": ITTOKEN, "qgram": ITQGRAM,
-               "search": -1}
-_SEARCH = -1
-_NUMERIC_TYPES = {int, float}
 #: Records per getlist/putlist/outlist round trip: bounds memory and message size.
 BATCH = 256
 #: How often a catalogue update is re-read and re-merged if another client overwrote it.
@@ -501,38 +495,21 @@ class StorageAdapter(BaseStorageAdapter):
         for spec in fields:
             members = [spec] if isinstance(spec, str) else list(spec)
             for member in members:
-                path, itype = self._parse_index_spec(member)
+                path, itype = parse_index_spec(member)
                 self._ensure_index(path, itype)
         return True
 
     def drop_index(self, *fields: str) -> None:
         """Remove the indexes of these fields (``ITVOID``); missing ones are ignored."""
         for spec in fields:
-            path, itype = self._parse_index_spec(spec)
+            path, itype = parse_index_spec(spec)
             ref = self._index_ref(path)
-            column = codec.WORDS_PREFIX + ref.value if itype == _SEARCH else ref.value
+            column = codec.WORDS_PREFIX + ref.value if itype == SEARCH_INDEX else ref.value
             try:
                 self._call(lambda conn: conn.setindex(column, ITVOID))
             except protocol.TyrantError:
                 pass    # there was no such index
             self._indexed_columns.discard(column)
-
-    def _parse_index_spec(self, spec: Any, structure: Mapping[str, Any] | None = None
-                          ) -> tuple[tuple[str, ...], int | None]:
-        if not isinstance(spec, str) or not spec:
-            raise QueryError(f"an index is given by a field name, got {spec!r}")
-        name, _, type_name = spec.partition(":")
-        path, op = parse_lookup(name, structure)
-        if op != "equals" or name.endswith("__equals"):
-            raise QueryError(f"an index is given by a field name, not a lookup: {spec!r}")
-        if type_name:
-            if type_name not in INDEX_TYPES:
-                raise QueryError(f"unknown index type {type_name!r} in {spec!r}; known: "
-                                 f"{', '.join(INDEX_TYPES)}")
-            return path, INDEX_TYPES[type_name]
-        if structure is not None and len(path) == 1 and structure.get(path[0]) in _NUMERIC_TYPES:
-            return path, ITDECIMAL
-        return path, None
 
     def _index_ref(self, path: tuple[str, ...]) -> codec.ColumnRef:
         ref = codec.column_ref(path)
@@ -543,7 +520,7 @@ class StorageAdapter(BaseStorageAdapter):
 
     def _ensure_index(self, path: tuple[str, ...], itype: int | None) -> None:
         ref = self._index_ref(path)
-        if itype == _SEARCH:
+        if itype == SEARCH_INDEX:
             self._enable_search(ref, path)
             return
         if itype is None:
@@ -615,7 +592,7 @@ class StorageAdapter(BaseStorageAdapter):
         for spec in doc_class.indexes:
             members = [spec] if isinstance(spec, str) else list(spec)
             for member in members:
-                path, itype = self._parse_index_spec(member, structure)
+                path, itype = parse_index_spec(member, structure)
                 try:
                     self._ensure_index(path, itype)
                 except errors.ConnectionError:
