@@ -256,7 +256,12 @@ class BaseStorageAdapter:
         return False
 
     def __contains__(self, primary_key: object) -> bool:
-        return isinstance(primary_key, str) and self._load(primary_key) is not None
+        if not isinstance(primary_key, str):
+            return False
+        try:
+            return self._load(primary_key) is not None
+        except ValidationError:  # a key this engine cannot even hold is not in it
+            return False
 
     def __len__(self) -> int:
         return self._count()
@@ -332,7 +337,12 @@ class BaseStorageAdapter:
             if not isinstance(name, str) or not name:
                 raise ValidationError(f"field names are non-empty str, got {name!r}", field=str(name))
             if value is not None:
-                record[name] = to_db(value, self, field=name)
+                try:
+                    record[name] = to_db(value, self, field=name)
+                except RecursionError:
+                    raise ValidationError(
+                        f"field {name!r}: the value is nested too deeply to store", field=name
+                    ) from None
         return record
 
     def _value_from_db(self, datatype: Any, value: Any) -> Any:

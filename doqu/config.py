@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import re
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -101,15 +102,12 @@ def parse_url(url: str) -> dict[str, Any]:
     return settings
 
 
+_USERINFO = re.compile(r"(//[^/@:]*:)[^/]*@")
+
+
 def _safe(url: str) -> str:
-    """The URL with any password masked, for messages."""
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            return url.replace(f":{parts.password}@", ":***@", 1)
-    except ValueError:
-        pass
-    return url
+    """The URL with any password masked, for messages (even when it does not parse)."""
+    return _USERINFO.sub(r"\1***@", url, count=1)
 
 
 def load_backend(name: str) -> Any:
