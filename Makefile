@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 fuzz: $(STAMP)
-	DOQU_FUZZ=1 $(PY) -m pytest -p no:cacheprovider tests/test_differential.py $(PYTEST_ARGS)
+	DOQU_FUZZ=1 $(PY) -m pytest -p no:cacheprovider tests/test_differential.py tests/reliability/test_crash.py tests/reliability/test_concurrency.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
