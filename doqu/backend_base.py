@@ -212,11 +212,13 @@ class BaseStorageAdapter:
 
     def get_query(self, doc_class: type["Document"] | None = None) -> BaseQueryAdapter:
         """A query of all records ``doc_class`` admits (all records without a class)."""
+        self._prepare_class(doc_class)
         return self.query_adapter(self, doc_class)
 
     def save(self, doc_class: type["Document"] | None, data: Mapping[str, Any],
              primary_key: str | None = None) -> str:
         """Store ``data`` (Python values) under ``primary_key`` or a new key; returns the key."""
+        self._prepare_class(doc_class)
         record = self._encode(doc_class, data)
         with self.transaction():
             key = self._check_key(primary_key) if primary_key is not None else self._new_key()
@@ -226,6 +228,8 @@ class BaseStorageAdapter:
     def save_many(self, documents: Iterable["Document"]) -> list[str]:
         """Validate all, then save all in one transaction; returns their keys."""
         docs = list(documents)
+        for doc_class in {type(doc) for doc in docs}:
+            self._prepare_class(doc_class)
         for doc in docs:
             doc._prepare_save(self)
         with self.transaction():
@@ -367,6 +371,9 @@ class BaseStorageAdapter:
         return lambda key, record: doc_class._from_storage(self, key, record)
 
     # -- hooks a backend implements ---------------------------------------------------
+    def _prepare_class(self, doc_class: type["Document"] | None) -> None:
+        """Called before a class first queries or saves here (e.g. to create its ``indexes``)."""
+
     def _connect(self) -> None:
         pass
 

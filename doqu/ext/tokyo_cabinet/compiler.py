@@ -74,7 +74,7 @@ from . import codec
 from .regex import translate
 
 __all__ = [
-    "INDEX_TYPES", "SEARCH_INDEX", "parse_index_spec",
+    "TableQueryHooks", "INDEX_TYPES", "SEARCH_INDEX", "parse_index_spec",
     "Cond", "Conjunction", "Filter", "Segment", "Ordering", "Step", "QueryPlan", "Compiler",
     "describe_condition",
     "QCSTREQ", "QCSTRINC", "QCSTRBW", "QCSTREW", "QCSTRAND", "QCSTROR", "QCSTROREQ",
@@ -675,3 +675,28 @@ def parse_index_spec(spec: Any, structure: Mapping[str, Any] | None = None
     if structure is not None and len(path) == 1 and structure.get(path[0]) in _NUMERIC_TYPES:
         return path, ITDECIMAL
     return path, None
+
+
+class TableQueryHooks:
+    """The query hooks shared by every engine that runs this compiler's plans
+    (Tokyo Cabinet directly, Tokyo Tyrant over the network); ``storage`` must
+    offer ``_compiler()``."""
+
+    storage: Any
+
+    def _supports(self, leaf: Leaf) -> bool:
+        return self.storage._compiler().supports(leaf)
+
+    def _supports_ordering(self, ordering: Any) -> bool:
+        return self.storage._compiler().compile_ordering(ordering) is not None
+
+    def _native_plan(self, tree: Node | None, ordering: Any = (), start: int = 0,
+                     stop: int | None = None) -> QueryPlan | None:
+        compiler = self.storage._compiler()
+        filt = compiler.compile(tree)
+        if filt is None:
+            return None
+        order = compiler.compile_ordering(ordering) if ordering else None
+        if ordering and order is None:
+            return None
+        return compiler.plan(filt, order, start, stop)

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Mapping, Se
 from doqu.backend_base import BaseQueryAdapter, BaseStorageAdapter, Features
 from doqu.errors import QueryError, StorageError, TransactionError, ValidationError
 from doqu.query.base import Plan
-from doqu.query.conditions import Leaf, Node, describe
+from doqu.query.conditions import Node, describe
 
 from . import _binding as tc
 from . import codec
 from .compiler import (
+    TableQueryHooks,
     ITDECIMAL,
     ITLEXICAL,
     ITTOKEN,
@@ -45,28 +46,11 @@ Record = dict[str, Any]
 
 
 
-class QueryAdapter(BaseQueryAdapter):
+class QueryAdapter(TableQueryHooks, BaseQueryAdapter):
     """Pushes what the compiler proves exact into Tokyo Cabinet's query engine."""
 
     engine_label = "Tokyo Cabinet table query"
     storage: "StorageAdapter"
-
-    def _supports(self, leaf: Leaf) -> bool:
-        return self.storage._compiler().supports(leaf)
-
-    def _supports_ordering(self, ordering: Any) -> bool:
-        return self.storage._compiler().compile_ordering(ordering) is not None
-
-    def _native_plan(self, tree: Node | None, ordering: Any = (), start: int = 0,
-                     stop: int | None = None) -> QueryPlan | None:
-        compiler = self.storage._compiler()
-        filt = compiler.compile(tree)
-        if filt is None:
-            return None
-        order = compiler.compile_ordering(ordering) if ordering else None
-        if ordering and order is None:
-            return None
-        return compiler.plan(filt, order, start, stop)
 
     def _run_native(self, tree: Node | None, ordering: Any, start: int,
                     stop: int | None) -> Iterator[tuple[str, Record]]:
@@ -538,17 +522,5 @@ class StorageAdapter(BaseStorageAdapter):
         while self._pending_index_classes and not self._in_tc_transaction:
             self._declare_indexes(self._pending_index_classes.pop())
 
-    def get_query(self, doc_class: type["Document"] | None = None) -> BaseQueryAdapter:
+    def _prepare_class(self, doc_class: type["Document"] | None) -> None:
         self._declare_indexes(doc_class)
-        return super().get_query(doc_class)
-
-    def save(self, doc_class: type["Document"] | None, data: Mapping[str, Any],
-             primary_key: str | None = None) -> str:
-        self._declare_indexes(doc_class)
-        return super().save(doc_class, data, primary_key)
-
-    def save_many(self, documents: Iterable["Document"]) -> list[str]:
-        docs = list(documents)
-        for doc_class in {type(doc) for doc in docs}:
-            self._declare_indexes(doc_class)
-        return super().save_many(docs)

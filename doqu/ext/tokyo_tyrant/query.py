@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 from doqu.query.base import BaseQueryAdapter, Plan
-from doqu.query.conditions import Leaf, Node, describe
+from doqu.query.conditions import Node, describe
 
-from doqu.ext.tokyo_cabinet.compiler import QueryPlan
+from doqu.ext.tokyo_cabinet.compiler import TableQueryHooks
 
 if TYPE_CHECKING:
     from .storage import StorageAdapter
@@ -24,7 +24,7 @@ __all__ = ["QueryAdapter"]
 Record = dict[str, Any]
 
 
-class QueryAdapter(BaseQueryAdapter):
+class QueryAdapter(TableQueryHooks, BaseQueryAdapter):
     """Pushes what the Tokyo Cabinet compiler proves exact into the server's table search."""
 
     engine_label = "Tokyo Tyrant table search"
@@ -34,23 +34,6 @@ class QueryAdapter(BaseQueryAdapter):
         # other clients may have grown the catalogue since we last looked
         self.storage._refresh_catalogue()
         return super()._plan(order)
-
-    def _supports(self, leaf: Leaf) -> bool:
-        return self.storage._compiler().supports(leaf)
-
-    def _supports_ordering(self, ordering: Any) -> bool:
-        return self.storage._compiler().compile_ordering(ordering) is not None
-
-    def _native_plan(self, tree: Node | None, ordering: Any = (), start: int = 0,
-                     stop: int | None = None) -> QueryPlan | None:
-        compiler = self.storage._compiler()
-        filt = compiler.compile(tree)
-        if filt is None:
-            return None
-        order = compiler.compile_ordering(ordering) if ordering else None
-        if ordering and order is None:
-            return None
-        return compiler.plan(filt, order, start, stop)
 
     def _run_native(self, tree: Node | None, ordering: Any, start: int,
                     stop: int | None) -> Iterator[tuple[str, Record]]:

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from doqu import errors
-from doqu.backend_base import BaseQueryAdapter, BaseStorageAdapter, Features
+from doqu.backend_base import BaseStorageAdapter, Features
 from doqu.errors import ConfigurationError, QueryError, StorageError, ValidationError
 
 from doqu.ext.tokyo_cabinet import codec
@@ -601,20 +601,8 @@ class StorageAdapter(BaseStorageAdapter):
                 except StorageError as exc:   # the data refuses it: queries still work
                     log.warning("%s.indexes: %s", doc_class.__name__, exc)
 
-    def get_query(self, doc_class: type["Document"] | None = None) -> BaseQueryAdapter:
+    def _prepare_class(self, doc_class: type["Document"] | None) -> None:
         self._declare_indexes(doc_class)
-        return super().get_query(doc_class)
-
-    def save(self, doc_class: type["Document"] | None, data: Mapping[str, Any],
-             primary_key: str | None = None) -> str:
-        self._declare_indexes(doc_class)
-        return super().save(doc_class, data, primary_key)
-
-    def save_many(self, documents: Iterable["Document"]) -> list[str]:
-        docs = list(documents)
-        for doc_class in {type(doc) for doc in docs}:
-            self._declare_indexes(doc_class)
-        return super().save_many(docs)
 
 
 def _search_with_hint(conn: TyrantConnection, queries: Sequence[TyrantQuery]
